@@ -1,0 +1,7 @@
+"""The Rasa action server (rasa_sdk): `rasa run actions --actions actions`.
+
+Modules: `consult` (enterprise approvals, one-time notification), `complaint`
+(the pollution report form and tickets), `status` (ticket lookup), `media`
+(images and locations), `handoff` (escalation to staff, fallback), `forms`
+(questions and cancel), `deps` (process-wide Redis and settings).
+"""
