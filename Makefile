@@ -11,7 +11,7 @@ chat: venv           ## talk to the running bot in this terminal
 	$(PY) -m bot.chat_cli
 
 test: venv           ## every test: data validation, story tests, pytest (real Redis, real model, real browser)
-	@./scripts/bootstrap.sh --browser
+	@./scripts/bootstrap.sh --system
 	$(PY) -m scripts.model path
 	$(PY) -m pytest
 

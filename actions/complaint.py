@@ -16,6 +16,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
+from actions.handoff import escalate_on_error, open_escalation
 from actions.complaint_input import (
     ANONYMOUS, POLLUTION_NAMES, is_descriptive, parse_confirmation, parse_contact, summary,
 )
@@ -53,6 +54,7 @@ class StartComplaint(Action):
     def name(self) -> str:
         return "action_start_complaint"
 
+    @escalate_on_error
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         text = tracker.latest_message.get("text") or ""
         ptype = _entity(tracker, "pollution_type") or tracker.get_slot("pollution_type") or "other"
@@ -74,10 +76,6 @@ class StartComplaint(Action):
 
 async def _escalate_urgent(tracker: Tracker, reason: str) -> None:
     """An urgent complaint also goes to the staff escalation list at once."""
-    try:
-        from actions.handoff import open_escalation
-    except ImportError:  # the handoff module is optional for the complaint flow
-        return
     try:
         await open_escalation(tracker, reason=f"紧急举报：{reason}", urgent=True, pause=False)
     except Exception:  # noqa: BLE001 - never lose the complaint over the alert
@@ -136,6 +134,7 @@ class AskComplaintConfirmed(Action):
     def name(self) -> str:
         return "action_ask_complaint_confirmed"
 
+    @escalate_on_error
     async def run(self, dispatcher, tracker: Tracker, domain) -> list[dict[str, Any]]:
         n = await count_pending_evidence(tracker.sender_id)
         dispatcher.utter_message(text=summary(tracker.current_slot_values(), n) + "\n" + prompt("confirm_help", deps.settings()))
@@ -172,6 +171,7 @@ class SubmitComplaint(Action):
     def name(self) -> str:
         return "action_submit_complaint"
 
+    @escalate_on_error
     async def run(self, dispatcher, tracker: Tracker, domain) -> list[dict[str, Any]]:
         settings = deps.settings()
         idem = message_key(tracker) or f"{tracker.sender_id}:{len(tracker.events)}"

@@ -16,6 +16,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
+from actions.handoff import escalate_on_error
 from core import consult_text
 from core.consult_text import contact_lines, parse_approval_choice
 from core.eia_category import classify
@@ -76,6 +77,7 @@ class AskApprovalType(Action):
     def name(self) -> str:
         return "action_ask_approval_type"
 
+    @escalate_on_error
     async def run(self, dispatcher, tracker, domain) -> list[dict[str, Any]]:
         dispatcher.utter_message(text=consult_text.approval_choice_prompt())
         return []
@@ -103,6 +105,7 @@ class AnswerConsult(Action):
     def name(self) -> str:
         return "action_answer_consult"
 
+    @escalate_on_error
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain) -> list[dict[str, Any]]:
         kind = tracker.get_slot("approval_type")
         if kind not in CANONICAL:
@@ -126,6 +129,7 @@ class EiaCategory(Action):
     def name(self) -> str:
         return "action_eia_category"
 
+    @escalate_on_error
     async def run(self, dispatcher, tracker: Tracker, domain) -> list[dict[str, Any]]:
         text = tracker.latest_message.get("text") or ""
         match = classify(text, knowledge_for(deps.settings()))
@@ -137,6 +141,7 @@ class Contact(Action):
     def name(self) -> str:
         return "action_contact"
 
+    @escalate_on_error
     async def run(self, dispatcher, tracker: Tracker, domain) -> list[dict[str, Any]]:
         knowledge = knowledge_for(deps.settings())
         blocks = []

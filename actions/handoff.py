@@ -116,13 +116,10 @@ class ActionEscalate(Action):
         return await escalate(dispatcher, tracker, reason, detail)
 
 
-def _rephrase_text() -> str | None:
-    try:
-        from core.prompts import prompt
+def _rephrase_text() -> str:
+    from core.prompts import prompt
 
-        return prompt("please_rephrase", deps.settings())
-    except Exception:  # noqa: BLE001 - fall back to the domain response
-        return None
+    return prompt("please_rephrase", deps.settings())
 
 
 class ActionDefaultFallback(Action):
@@ -136,11 +133,7 @@ class ActionDefaultFallback(Action):
             text = tracker.latest_message.get("text") or ""
             return await escalate(dispatcher, tracker, R_FALLBACK, detail=f"最后一句：{text[:100]}",
                                   lead=FALLBACK_LEAD)
-        text = _rephrase_text()
-        if text:
-            dispatcher.utter_message(text=text)
-        else:
-            dispatcher.utter_message(response="utter_please_rephrase")
+        dispatcher.utter_message(text=_rephrase_text())
         return []
 
 

@@ -16,6 +16,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
+from actions.handoff import escalate_on_error
 
 PENDING_TTL_S = 7 * 86400
 MAX_PENDING = 20
@@ -61,6 +62,7 @@ class ReceiveImage(Action):
     def name(self) -> str:
         return "action_receive_image"
 
+    @escalate_on_error
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         media_id, url = _entity(tracker, "media_id"), _entity(tracker, "pic_url")
         if not media_id and not url:
@@ -84,6 +86,7 @@ class ReceiveLocation(Action):
     def name(self) -> str:
         return "action_receive_location"
 
+    @escalate_on_error
     async def run(self, dispatcher, tracker: Tracker, domain) -> list[dict[str, Any]]:
         label = _entity(tracker, "location_label")
         if not label:

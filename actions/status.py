@@ -12,6 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import deps
+from actions.handoff import escalate_on_error
 from actions.complaint_input import POLLUTION_NAMES
 from core.ticket_model import owner_view, public_view
 from core.tickets import StoreUnavailable, TicketStore
@@ -50,6 +51,7 @@ class CheckStatus(Action):
     def name(self) -> str:
         return "action_check_status"
 
+    @escalate_on_error
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         store = TicketStore(deps.redis(), deps.keys())
         ticket_id = find_ticket_id(tracker)

@@ -56,7 +56,9 @@ class Route:
 def inbox_message(msg: "Incoming") -> dict:
     """The fields of a user message staff need to see."""
     out = {"kind": msg.kind, "text": msg.text}
-    if msg.kind == "image":
+    if msg.kind == "intent":  # a menu click
+        out["text"] = f"[菜单] {msg.text}"
+    elif msg.kind == "image":
         out.update(media_id=msg.media_id, pic_url=msg.pic_url)
     elif msg.kind == "location":
         out.update(latitude=msg.latitude, longitude=msg.longitude, label=msg.label)
@@ -89,14 +91,16 @@ class Handoff:
             prefix: list[str] = []
             if mode is not None and mode.paused:
                 if mode.expired(self.store.clock(), self.ttl_s):
-                    if await self.store.time_out(msg.sender, self.ttl_s):
+                    esc_id = await self.store.time_out(msg.sender, self.ttl_s)
+                    if esc_id:
                         log.info("human mode timed out for %s (on message)", msg.sender[:4])
+                        await self.store.add_message(esc_id, "system", TAKEOVER_TEXT)
                         prefix = [TAKEOVER_TEXT]
                 else:
                     first = await self.store.to_inbox(mode, msg.sender, inbox_message(msg))
                     return Route(reply=Outgoing([FORWARDED_TEXT] if first else []))
-        except Exception:  # noqa: BLE001 - Redis trouble must not silence the bot
-            log.exception("human-mode check failed; answering with the bot")
+        except Exception as e:  # noqa: BLE001 - Redis trouble must not silence the bot
+            log.warning("human-mode check failed (%s: %s); answering with the bot", type(e).__name__, e)
             return Route()
         if msg.kind == "text":
             signals = anger_signals(msg.text)
@@ -112,10 +116,15 @@ class Handoff:
             "escalation_reason": reason, "escalation_detail": detail, "original_text": msg.text})
 
     async def escalate_direct(self, msg: "Incoming", reason: str, detail: str = "") -> None:
-        """Open an escalation from the gateway (when Rasa cannot do it) and keep the message for staff."""
+        """Open an escalation from the gateway (when Rasa cannot do it) and keep the message for staff.
+
+        Not paused: staff see it and answer, and the bot answers again as soon
+        as Rasa is back (human mode starts only if an agent claims it).
+        """
         try:
             transcript = await fetch_transcript(self.http, self.settings.rasa_url, msg.sender, timeout_s=2.0)
-            result = await self.store.open(msg.sender, msg.channel, reason, detail=detail, transcript=transcript)
+            result = await self.store.open(msg.sender, msg.channel, reason, detail=detail, transcript=transcript,
+                                           pause=False)
             await self.store.add_message(result.escalation.esc_id, "user", msg.text, **{
                 k: v for k, v in inbox_message(msg).items() if k != "text"})
         except Exception:  # noqa: BLE001

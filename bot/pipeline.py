@@ -83,4 +83,18 @@ async def ask_rasa(rasa: RasaClient, msg: Incoming, handoff: "Handoff | None" = 
             await handoff.escalate_direct(msg, R_BOT_DOWN, str(e)[:200])
         return Outgoing([RASA_DOWN_TEXT], degraded=True)
     prefix = route.prefix if route is not None else []
-    return Outgoing(prefix + [r["text"] for r in replies if r.get("text")])
+    texts = [r["text"] for r in replies if r.get("text")]
+    if not texts:
+        # Rasa answers HTTP 200 with nothing at all when it fails inside: a custom
+        # action failed (the action server is down: Rasa logs it and goes on) or
+        # its tracker/lock store failed (Redis is down). Without this the user got
+        # no answer and a complaint could be dropped silently. Same answer and
+        # escalation as when Rasa itself is down (tests/test_failures.py).
+        detail = "rasa answered nothing"
+        if handoff is not None and not await rasa.actions_healthy(handoff.settings.action_url):
+            detail = "rasa answered nothing; action server unreachable"
+        log.warning("%s (sender %s)", detail, msg.sender[:4])
+        if handoff is not None:
+            await handoff.escalate_direct(msg, R_BOT_DOWN, detail)
+        return Outgoing(prefix + [RASA_DOWN_TEXT], degraded=True)
+    return Outgoing(prefix + texts)

@@ -32,6 +32,19 @@ class RasaClient:
             raise RasaUnavailable("unexpected answer from rasa")
         return [m for m in data if isinstance(m, dict)]
 
+    async def actions_healthy(self, action_url: str) -> bool:
+        """Does the action server answer GET /health? (`action_url` is its /webhook URL.)
+
+        Used when Rasa answers nothing at all: Rasa logs a failed custom action
+        and carries on silently, so an unreachable action server looks like an
+        empty answer (added with the failure tests, tests/test_failures.py)."""
+        base = action_url.rsplit("/webhook", 1)[0] if action_url.endswith("/webhook") else action_url.rstrip("/")
+        try:
+            async with self.session.get(f"{base}/health", timeout=aiohttp.ClientTimeout(total=1)) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False
+
     async def healthy(self) -> bool:
         try:
             async with self.session.get(f"{self.base_url}/", timeout=aiohttp.ClientTimeout(total=2)) as r:

@@ -2,8 +2,10 @@
 # Set up everything the project needs on a fresh machine, idempotently:
 #   - the Python 3.10 virtual environment .venv with the exact pinned set
 #     (requirements.lock), reinstalled only when the lock changes;
-#   - with --browser: Debian's chromium (the console's browser tests), via
-#     apt-get when it is missing (needs root, as in CI).
+#   - with --system: the Debian packages the tests use, via apt-get when
+#     missing (needs root, as in CI): chromium (browser tests of the web chat
+#     and the staff console), a Chinese font for their screenshots, and nginx
+#     (`nginx -t` of deploy/nginx.conf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,14 +48,19 @@ fi
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 [ "$(cat "$site/county_eco_bot.pth" 2>/dev/null)" = "$PWD" ] || echo "$PWD" > "$site/county_eco_bot.pth"
 
-if [ "${1:-}" = "--browser" ]; then
-  if ! command -v chromium >/dev/null 2>&1; then
+if [ "${1:-}" = "--system" ]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  # A Chinese font, so screenshots of the chat and the console show text, not boxes.
+  dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
+  if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ]; then
-      echo "installing Debian's chromium for the browser tests ..." >&2
+      echo "installing Debian packages for the tests: ${missing[*]} ..." >&2
       DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-      echo "chromium is missing: run 'sudo apt-get install -y chromium' (the console's browser tests need it)" >&2
+      echo "missing Debian packages: run 'sudo apt-get install -y ${missing[*]}' (the tests need them)" >&2
       exit 1
     fi
   fi

@@ -269,6 +269,7 @@ def test_jieba_cache_step_runs_as_written(tmp_path):
         assert res.returncode == 1
 
 
+@pytest.mark.timeout(1800)  # trains when the data changed since the last model (make test trains first)
 def test_model_step_names_the_model_of_this_data():
     res = run([sys.executable, "-m", "scripts.model", "path"], timeout=1800)
     assert res.returncode == 0, res.stderr

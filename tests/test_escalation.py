@@ -40,7 +40,6 @@ from core.handoff_rules import (
 from core.keys import Keys
 from core.settings import Settings
 from scripts import redis_server
-from tests import fake_wechat as fw
 from tests.test_staff_console import PASSWORD, csrf_of, login, new_session, post
 from tests.test_wechat_gateway import new_openid, post_wechat, text_xml
 
@@ -319,7 +318,7 @@ async def test_an_angry_user_is_escalated(stack, http, stack_store):
     last = (await tracker_user_events(http, stack.rasa_url, sender))[-1]
     assert last["parse_data"]["intent"]["name"] == "request_human"
     assert last["metadata"]["original_text"] == text
-    assert esc.transcript[-2]["text"] == text  # staff see what was said, not "/request_human"
+    assert esc.transcript[-1]["text"] == text  # staff see what was said, not "/request_human"
 
 
 async def test_the_same_question_three_times_is_escalated(stack, http, stack_store):
@@ -465,9 +464,13 @@ async def test_rasa_down_escalates_and_keeps_the_message(redis_url, key_prefix, 
         r = Redis.from_url(redis_url, decode_responses=True)
         store = EscalationStore(r, Keys(prefix))
         esc, mode = await escalation_of(store, sender)
-        assert esc.reason == "bot_unavailable" and mode.paused
-        assert [m["text"] for m in await store.messages(esc.esc_id)] == ["我要举报工厂偷排"]
-        assert await chat(http, base, sender, "人呢") == [FORWARDED_TEXT]
+        assert esc.reason == "bot_unavailable"
+        assert not mode.paused  # the bot answers again as soon as Rasa is back
+        assert await chat(http, base, sender, "人呢") == [RASA_DOWN_TEXT]
+        assert [m["text"] for m in await store.messages(esc.esc_id)] == ["我要举报工厂偷排", "人呢"]
+        assert len(await store.list_open()) == 1  # one escalation for the conversation
+        await store.claim(esc.esc_id, "alice")     # a person takes it: human mode from now on
+        assert await chat(http, base, sender, "有人吗") == [FORWARDED_TEXT]
         await r.close()
     finally:
         await server.close()

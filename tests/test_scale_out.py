@@ -104,7 +104,8 @@ def cluster(tmp_path_factory):
                   redis_url=redis.url, key_prefix=prefix, log_dir=tmp / "logs-a", model=model,
                   extra_env={**_common_env(tmp), "SPOOL_DIR": str(tmp / "spool-a")})
         a_services = [a.action_service(), a.rasa_service(), a.gateway_service()]
-        node_a = Node("A", a.gateway_url, a.rasa_url, services=a_services)
+        # (rasa_service takes RASA_AUTH_TOKEN from this process's environment, as `make run` does)
+        node_a = Node("A", a.gateway_url, a.rasa_url, os.environ.get("RASA_AUTH_TOKEN", ""), a_services)
 
         # Node B: the container entrypoint with a compose-like environment.
         gb, rb, ab = free_port(), free_port(), free_port()
@@ -130,8 +131,8 @@ def cluster(tmp_path_factory):
             s.wait_healthy(120)
         for s in (a_services[1], b_services[1]):
             s.wait_healthy(600)
-        warm_up(node_a.rasa_url)
-        warm_up(node_b.rasa_url, TOKEN)
+        warm_up(node_a.rasa_url, node_a.rasa_token)
+        warm_up(node_b.rasa_url, node_b.rasa_token)
         for s in (a_services[2], b_services[2]):
             s.start()
             started.append(s)

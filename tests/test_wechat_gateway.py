@@ -169,9 +169,9 @@ async def http():
 
 @pytest.fixture(scope="module")
 def slow_gateway(stack, fake_wechat, tmp_path_factory):
-    """A second gateway process (same Redis, same Rasa) whose Rasa answers 2 s
+    """A second gateway process (same Redis, same Rasa) whose Rasa answers 3 s
     late, through a delaying proxy, with a 0.5 s reply budget."""
-    proxy = fw.DelayProxy(stack.rasa_url, delay_s=2.0).start()
+    proxy = fw.DelayProxy(stack.rasa_url, delay_s=3.0).start()
     port = redis_server.free_port()
     svc = stack.gateway_service(port)
     svc.env.update({"RASA_URL": proxy.url, "REPLY_BUDGET_S": "0.5"})
@@ -348,7 +348,7 @@ async def test_slow_answer_is_delivered_through_customer_service_api(stack, slow
     reply = await post_wechat(http, slow_gateway, xml, mode="safe")
     elapsed = time.monotonic() - started
     assert reply.status == 200 and reply.body == "success"
-    assert elapsed < 1.5, f"passive answer took {elapsed:.2f} s; the budget is 0.5 s"
+    assert elapsed < 2.5, f"passive answer took {elapsed:.2f} s; the budget is 0.5 s, Rasa needs 3 s"
     # WeChat retries while the answer is still on its way: same `success`, no second Rasa call.
     retry = await post_wechat(http, slow_gateway, xml, mode="safe")
     assert retry.body == "success"
@@ -522,7 +522,7 @@ async def test_unexpected_failure_answers_apology_never_5xx(fake_wechat, caplog)
     from bot.app import create_app
 
     server = TestServer(create_app(settings))
-    await server.start_server()
+    await server.start_server(access_log=None)  # as `python -m bot` runs it
     openid = new_openid()
     try:
         caplog.set_level(logging.INFO)

@@ -16,6 +16,20 @@ from bot.staff.sessions import Session
 POLLUTION_LABELS = {"air": "大气", "water": "水", "noise": "噪声", "solid_waste": "固废",
                     "livestock": "畜禽养殖", "other": "其他"}
 CHANNEL_LABELS = {"wechat": "微信", "web": "网页", "hotline": "电话"}
+INTENT_LABELS = {
+    "greet": "问候", "goodbye": "告别", "thank": "致谢", "affirm": "肯定", "deny": "否定", "bot_challenge": "问是不是机器人",
+    "request_human": "要求转人工", "ask_contact": "问联系方式", "ask_materials": "问申报材料", "ask_time_limit": "问办理时限",
+    "ask_process": "问办理流程", "ask_eia_category": "问环评类别", "report_pollution": "举报污染",
+    "check_status": "查询进度", "out_of_scope": "非环保事项", "cancel": "取消", "send_image": "发图片",
+    "send_location": "发位置", "nlu_fallback": "没听懂",
+}
+
+
+def intent_label(intent: str | None) -> str:
+    if not intent:
+        return "无"
+    label = INTENT_LABELS.get(intent)
+    return f"{label}（{intent}）" if label else intent
 
 CSP = ("default-src 'self'; img-src 'self' data: http: https:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
@@ -159,6 +173,8 @@ dl.kv dd{margin:0}
 .cols>div{flex:1;min-width:320px}
 .chart{background:#fff;border:1px solid #ddd;margin:8px 0;max-width:100%;height:auto}
 .muted{color:#888}
+.actions form{margin:8px 8px 0 0}
+.actions label{display:block;margin-top:8px}
 .login{max-width:360px;background:#fff;padding:16px;border:1px solid #ddd}
 .login label{display:block;margin-top:8px}
 .login input{width:100%}

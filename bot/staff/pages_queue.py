@@ -11,7 +11,9 @@ from aiohttp import web
 
 from bot.staff.auth import console, record, staff_page
 from bot.staff.deadlines import escalation_clock, format_wait
-from bot.staff.layout import CHANNEL_LABELS, clock_html, csrf_field, fmt_ts, h, page, post_button, table
+from bot.staff.layout import (
+    CHANNEL_LABELS, clock_html, csrf_field, fmt_ts, h, intent_label, page, post_button, table,
+)
 from bot.staff.privacy import has_phone, show_text
 from core.escalations import (
     CLAIMED, HANDED_BACK, RESOLVED, STATUS_LABELS, WAITING, Escalation, EscalationError, fetch_transcript,
@@ -59,8 +61,8 @@ def _row(e: Escalation, session, now_ts: float, reply_wd: int) -> str:
     ticket = f'<a href="/staff/tickets/{h(e.ticket_id)}">{h(e.ticket_id)}</a>' if e.ticket_id else ""
     return (f'<tr class="{"urgent" if e.urgent else ""}" data-esc="{h(e.esc_id)}"><td>{urgent}{h(e.esc_id)}</td>'
             f'<td>{h(CHANNEL_LABELS.get(e.channel, e.channel))}</td>'
-            f'<td>{h(reason_label(e.reason))}<br><span class="muted">{h(show_text(e.detail, session.is_supervisor))}</span></td>'
-            f'<td>{h(e.intent)}</td><td>{ticket}</td>'
+            f'<td>{h(reason_label(e.reason))}<br><span class="muted">{h(show_text(e.detail, False))}</span></td>'
+            f'<td>{h(intent_label(e.intent))}</td><td>{ticket}</td>'
             f'<td class="wait">{h(format_wait(e.waiting_s(now_ts)))}</td><td>{clock_html(clock)}</td>'
             f'<td>{_status_badge(e)}{unread}</td><td>{actions}</td></tr>')
 
@@ -144,7 +146,7 @@ async def conversation(request: web.Request) -> web.Response:
     info = (f'<dl class="kv"><dt>状态</dt><dd>{urgent}{_status_badge(e)}</dd>'
             f'<dt>原因</dt><dd>{h(reason_label(e.reason))} <span class="muted">{h(show_text(e.detail, full))}</span></dd>'
             f'<dt>用户</dt><dd>{h(short_sender(e.sender))}（{h(CHANNEL_LABELS.get(e.channel, e.channel))}）</dd>'
-            f'<dt>识别的意图</dt><dd>{h(e.intent or "无")}</dd><dt>工单</dt><dd>{ticket}</dd>'
+            f'<dt>识别的意图</dt><dd>{h(intent_label(e.intent))}</dd><dt>工单</dt><dd>{ticket}</dd>'
             f'<dt>转人工时间</dt><dd>{h(fmt_ts(e.created_ts))}，已等待 {h(format_wait(e.waiting_s(time.time())))}</dd>'
             f'<dt>时限</dt><dd>{clock_html(clock)}</dd></dl>')
     tr_html = "".join(_message_html(message_view({"role": t.get("role"), "text": t.get("text"), "at": t.get("at")}, full))

@@ -16,7 +16,7 @@ from bot.staff.deadlines import ticket_clocks
 from bot.staff.layout import (
     CHANNEL_LABELS, POLLUTION_LABELS, clock_html, csrf_field, fmt_iso, h, page, select, table,
 )
-from bot.staff.privacy import mask_phone, show_phone, show_text
+from bot.staff.privacy import has_phone, mask_phone, show_phone, show_text
 from core.ticket_model import (
     A_CREATED, A_DUPLICATE_REPORT, A_ESCALATED, A_EVIDENCE, A_LINKED_DUPLICATE, A_STAFF_REPLY, A_STATUS,
     STATUS_CODES, TICKET_ID_RE, TRANSITIONS, IllegalTransition, Status, Ticket,
@@ -141,10 +141,10 @@ def _evidence(t: Ticket) -> str:
     return f'<div class="evidence">{"".join(out)}</div>'
 
 
-def _location(t: Ticket) -> str:
-    parts = [h(t.location_text or "")]
+def _location(t: Ticket, full: bool) -> str:
+    parts = [h(show_text(t.location_text, full))]
     if t.location_label and t.location_label != t.location_text:
-        parts.append(h(t.location_label))
+        parts.append(h(show_text(t.location_label, full)))
     if t.lat is not None and t.lon is not None:
         link = f"https://uri.amap.com/marker?position={t.lon},{t.lat}&name={quote(t.ticket_id)}"
         parts.append(f'坐标 {t.lat:.6f}, {t.lon:.6f} <a href="{h(link)}" target="_blank" rel="noopener">在地图中查看</a>')
@@ -187,7 +187,8 @@ async def ticket_page(request: web.Request) -> web.Response:
         return page("没有找到", f'<p>没有工单 {h(tid)}。<a href="/staff/tickets">返回列表</a></p>', s, "tickets", status=404)
     full = s.is_supervisor
     phones = [t.contact_phone] + [e.get("contact_phone") for e in t.history]
-    if full and any(phones):
+    texts = [t.description, t.location_text] + [e.get("note") for e in t.history]
+    if full and (any(phones) or any(has_phone(x) for x in texts)):
         await record(request, "view_phone", tid, detail="工单中的完整手机号")
     clocks = ticket_clocks(t, _now(), c.settings.complaint_accept_workdays, c.settings.complaint_close_workdays)
     urgent = f'<span class="badge urgent">紧急</span> {h(t.urgent_reason)}' if t.urgent else "一般"
@@ -197,7 +198,7 @@ async def ticket_page(request: web.Request) -> web.Response:
             f'<dt>紧急程度</dt><dd>{urgent}</dd>'
             f'<dt>类别</dt><dd>{h(POLLUTION_LABELS.get(t.pollution_type, t.pollution_type))}</dd>'
             f'<dt>受理时间</dt><dd>{h(fmt_iso(t.created_at))}</dd><dt>发生时间</dt><dd>{h(t.occurred or "未说明")}</dd>'
-            f'<dt>地点</dt><dd>{_location(t)}</dd>'
+            f'<dt>地点</dt><dd>{_location(t, full)}</dd>'
             f'<dt>情况描述</dt><dd>{h(show_text(t.description, full))}</dd>'
             f'<dt>联系电话</dt><dd class="phone">{h(contact)}</dd>'
             f'<dt>来源</dt><dd>{h(CHANNEL_LABELS.get(t.channel, t.channel))}</dd>'

@@ -30,12 +30,12 @@
 
   function scrollDown() { messages.scrollTop = messages.scrollHeight; }
 
-  function addRow(who, build) {
+  function addRow(who, build, avatarText) {
     var row = document.createElement("div");
     row.className = "row " + who;
     var avatar = document.createElement("div");
     avatar.className = "avatar";
-    avatar.textContent = who === "user" ? "我" : "环保";
+    avatar.textContent = avatarText || (who === "user" ? "我" : "环保");
     var bubble = document.createElement("div");
     bubble.className = "bubble";
     build(bubble);
@@ -46,8 +46,8 @@
     return row;
   }
 
-  function addText(who, text) {
-    return addRow(who, function (b) { b.textContent = text; });
+  function addText(who, text, avatarText) {
+    return addRow(who, function (b) { b.textContent = text; }, avatarText);
   }
 
   function addImage(who, url) {
@@ -238,6 +238,21 @@
       addSystem("没能获取位置：请允许浏览器使用位置信息，或在下方输入地点名称");
     }, { timeout: 10000, maximumAge: 60000 });
   });
+
+  // --- staff replies (human mode): GET /api/chat/poll every few seconds -----------
+  var polling = false;
+  function poll() {
+    if (polling || document.hidden) return;
+    polling = true;
+    fetch("/api/chat/poll?sender=" + encodeURIComponent(sender)).then(function (r) {
+      return r.ok ? r.json() : { messages: [] };
+    }).then(function (data) {
+      (data.messages || []).forEach(function (m) {
+        if (m.text) addText("bot staff", m.text, m.from === "staff" ? "人工" : "环保");
+      });
+    }).catch(function () { /* offline: try again later */ }).then(function () { polling = false; });
+  }
+  setInterval(poll, 3000);
 
   $("btn-location-send").addEventListener("click", function () {
     var label = $("location-label").value.trim();
