@@ -57,7 +57,7 @@ class StartComplaint(Action):
     @escalate_on_error
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         text = tracker.latest_message.get("text") or ""
-        ptype = _entity(tracker, "pollution_type") or tracker.get_slot("pollution_type") or "other"
+        ptype = _entity(tracker, "pollution_type") or "other"
         events: list[dict[str, Any]] = [SlotSet("pollution_type", ptype)]
         if is_descriptive(text) and not tracker.get_slot("complaint_description"):
             events.append(SlotSet("complaint_description", text.strip()))
@@ -70,7 +70,8 @@ class StartComplaint(Action):
             await _escalate_urgent(tracker, reason)
         else:
             name = POLLUTION_NAMES.get(ptype, "其他")
-            dispatcher.utter_message(text=f"好的，我来帮您登记{'' if ptype == 'other' else '（' + name + '）'}，问几个问题，随时回复“取消”可退出。")
+            what = "" if ptype == "other" else f"{name}方面的"
+            dispatcher.utter_message(text=f"好的，我来帮您登记{what}举报，问几个问题，随时回复“取消”可退出。")
         return events
 
 

@@ -4,11 +4,12 @@ import logging
 from aiohttp import web
 
 from bot.app import create_app
+from core.jsonlog import configure as configure_json_logs
 from core.settings import Settings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_json_logs(logging.INFO)  # one JSON object per line on stdout (core/jsonlog.py)
     settings = Settings.from_env()
     web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
                 access_log=None, print=None)

@@ -8,6 +8,7 @@ from core.redis_conn import create_redis
 from core.settings import Settings
 from core.keys import Keys
 from bot import handoff, routes_chat, routes_health, staff, webchat, wechat_handler
+from bot import metrics, request_ids  # observability: request ids in the logs, GET /metrics
 from bot.rasa_client import RasaClient
 from bot.spool_replayer import spool_replayer_ctx
 
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(spool_replayer_ctx)
+    request_ids.setup(app)
+    metrics.setup(app)
     routes_health.setup(app)
     routes_chat.setup(app)
     wechat_handler.setup(app)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.metrics import MessageTimer  # observability: counts, latency, request id (bot/metrics.py)
 from bot.rasa_client import RasaClient, RasaUnavailable
 from core.handoff_rules import R_BOT_DOWN
 
@@ -67,10 +68,11 @@ def to_rasa_message(msg: Incoming) -> str:
 async def ask_rasa(rasa: RasaClient, msg: Incoming, handoff: "Handoff | None" = None) -> Outgoing:
     """`handoff` (bot/handoff.py, `app[HANDOFF]`): human mode and the gateway's
     escalation triggers; every channel passes it."""
+    timer = MessageTimer(msg)
     route = await handoff.route(msg) if handoff is not None else None
     if route is not None and route.reply is not None:
         return route.reply  # human mode: the message went to the staff inbox, not to Rasa
-    metadata = {"channel": msg.channel, "msg_id": msg.msg_id, "kind": msg.kind}
+    metadata = {"channel": msg.channel, "msg_id": msg.msg_id, "kind": msg.kind, "request_id": timer.request_id}
     text = to_rasa_message(msg)
     if route is not None and route.rasa_text:
         text = route.rasa_text
@@ -81,7 +83,7 @@ async def ask_rasa(rasa: RasaClient, msg: Incoming, handoff: "Handoff | None" = 
         log.warning("rasa unavailable: %s", e)
         if handoff is not None:  # the text promises a reply from staff: make it true
             await handoff.escalate_direct(msg, R_BOT_DOWN, str(e)[:200])
-        return Outgoing([RASA_DOWN_TEXT], degraded=True)
+        return timer.done(Outgoing([RASA_DOWN_TEXT], degraded=True), rasa_unavailable="unreachable")
     prefix = route.prefix if route is not None else []
     texts = [r["text"] for r in replies if r.get("text")]
     if not texts:
@@ -96,5 +98,5 @@ async def ask_rasa(rasa: RasaClient, msg: Incoming, handoff: "Handoff | None" = 
         log.warning("%s (sender %s)", detail, msg.sender[:4])
         if handoff is not None:
             await handoff.escalate_direct(msg, R_BOT_DOWN, detail)
-        return Outgoing(prefix + [RASA_DOWN_TEXT], degraded=True)
-    return Outgoing(prefix + texts)
+        return timer.done(Outgoing(prefix + [RASA_DOWN_TEXT], degraded=True), rasa_unavailable="empty_answer")
+    return timer.done(Outgoing(prefix + texts))

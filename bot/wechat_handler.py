@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from bot import metrics  # observability: missed 5-second windows (bot/metrics.py)
 from bot.dedup import Dedup
 from bot.menu import Menu, load_menu
 from bot.handoff import HANDOFF
@@ -315,6 +316,7 @@ class WeChatGateway:
         left = self.settings.reply_budget_s - (loop.time() - started)
         done, _ = await asyncio.wait({task}, timeout=max(0.0, left))
         if task not in done:
+            metrics.WECHAT_MISSED_WINDOWS.inc()
             log.info("answer for %s not ready in %.2f s; will send it through the customer-service API",
                      mask_openid(msg.from_user), self.settings.reply_budget_s)
             self._spawn(self._deliver_late(task, msg.from_user))

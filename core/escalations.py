@@ -391,6 +391,8 @@ class EscalationStore:
             keys=[k.handoff(sender), k.esc_seq(), k.esc_queue(), k.handoff_active(), k.handoff_recent(sender)],
             args=[self._esc_prefix(), repr(now), "1" if urgent else "0", sender, HANDOFF_GC_S,
                   "1" if pause else "0"] + [x for kv in fields_.items() for x in kv])
+        if outcome == "created":  # observability: escalations opened by reason (bot/metrics.py)
+            await self.r.hincrby(k.stats_escalations_opened(), reason, 1)
         stored = await self.get(esc_id)
         rank = await self.r.zrank(k.esc_queue(), esc_id)
         return OpenResult(stored, outcome == "created", int(rank or 0))

@@ -36,6 +36,7 @@ anywhere; the gateway and the action server both import this module.
 | handoff:active                     | zset   | senders in human mode; score = last activity (the gateway times them out after HUMAN_MODE_TTL_S) |
 | handoff:recent:{sender}            | list   | the sender's last normalised texts, newest first (the "same question three times" trigger); 3 items, 1 h |
 | outbox:{sender}                    | list   | JSON staff messages waiting for a web-chat user (GET /api/chat/poll takes them); 7 days |
+| stats:escalations:opened           | hash   | escalations created, per reason code (core/escalations.py; read by the gateway's /metrics, bot/metrics.py) |
 | staff:user:{name}                  | hash   | staff account: name, role (agent/supervisor), argon2 hash, created_at (bot/staff/accounts.py) |
 | staff:users                        | set    | staff account names |
 | staff:fail:{name}                  | string | INCR failed logins of an account; expires 15 min after the first |
@@ -143,6 +144,10 @@ class Keys:
 
     def outbox(self, sender: str) -> str:
         return self._k("outbox", sender)
+
+    # --- observability counters (bot/metrics.py) ---------------------------------
+    def stats_escalations_opened(self) -> str:
+        return self._k("stats", "escalations", "opened")
 
     # --- staff console (bot/staff/) -------------------------------------------
     def staff_user(self, name: str) -> str:

@@ -1,1 +1,1 @@
-"""Custom Rasa NLU components (referenced by module path in config.yml)."""
+"""Rasa extensions: the custom NLU component (pollution_type) and the traced REST channel."""

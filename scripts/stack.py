@@ -24,6 +24,7 @@ from scripts.procs import own_group_dying_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+LOGGING_CONFIG = "deploy/rasa-logging.yml"  # relative to ROOT, the services' working directory
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -132,7 +133,12 @@ class Stack:
             "RASA_URL": self.rasa_url,
             "GATEWAY_PORT": str(self.gateway_port),
             "PYTHONUNBUFFERED": "1",
+            # deploy/rasa-logging.yml names core.jsonlog, read before Rasa puts the cwd on sys.path.
+            "PYTHONPATH": os.pathsep.join([str(ROOT)] + [
+                p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]),
             "TF_CPP_MIN_LOG_LEVEL": "2",
+            # Rasa's SQLAlchemy notice is printed at import, before logging is set up (not JSON).
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         })
         env.update(self.extra_env)
         return env
@@ -141,7 +147,8 @@ class Stack:
         port = port or self.action_port
         return Service(
             f"action server :{port}",
-            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)],
+            [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port),
+             "--logging-config-file", LOGGING_CONFIG],  # JSON lines (deploy/rasa-logging.yml)
             f"http://127.0.0.1:{port}/health", self.env(), self.log_dir / f"actions-{port}.log",
         )
 
@@ -151,7 +158,7 @@ class Stack:
         cmd = [
             str(BIN / "rasa"), "run", "--model", str(self.model), "--endpoints", "endpoints.yml",
             "--credentials", "credentials.yml", "--port", str(port), "--interface", host,
-            "--enable-api",
+            "--enable-api", "--logging-config-file", LOGGING_CONFIG,  # JSON lines (deploy/rasa-logging.yml)
         ]
         token = os.environ.get("RASA_AUTH_TOKEN", "")
         if token:
@@ -177,7 +184,8 @@ class Stack:
             actions.start()
             rasa.start()  # loads TensorFlow while the action server comes up
             actions.wait_healthy(60)
-            rasa.wait_healthy(180)
+            # Loading TensorFlow and the model takes 30-60 s on a quiet 2-core machine.
+            rasa.wait_healthy(float(os.environ.get("RASA_START_TIMEOUT_S", 420)))
             self.warm_up(self.rasa_port)
             gateway.start()
             gateway.wait_healthy(30)
@@ -219,7 +227,9 @@ def main() -> int:
             stopping = True
             raise KeyboardInterrupt
 
+    # Explicitly, also for SIGINT: a shell's background job inherits SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         stack.start()
         print(

@@ -282,9 +282,19 @@ async def test_handshake_safe_mode_reads_plus_from_raw_query(stack, http):
 
 # -- conversations -------------------------------------------------------------------
 
+async def assert_follow_ups(fake_wechat, openid: str, expected: list[str]) -> None:
+    """What did not fit in the passive replies went out once, in order, through the
+    customer-service API."""
+    if expected:
+        await asyncio.to_thread(fake_wechat.wait_sent, openid, len(expected), 30)
+    await asyncio.sleep(1.0)  # and nothing more follows
+    assert [m["text"]["content"] for m in fake_wechat.sent(openid)] == expected
+
+
 @pytest.mark.parametrize("mode", ["plain", "safe", "compat"])
-async def test_conversation_through_gateway_rasa_and_redis(stack, http, mode):
+async def test_conversation_through_gateway_rasa_and_redis(stack, http, fake_wechat, mode):
     openid = new_openid()
+    follow_ups: list[str] = []
     for text in ("你好", "环评报告表要交什么材料"):
         reply = await post_wechat(http, stack.gateway_url, text_xml(openid, text), mode=mode)
         assert reply.status == 200 and reply.content, reply.body
@@ -293,6 +303,7 @@ async def test_conversation_through_gateway_rasa_and_redis(stack, http, mode):
         assert said, f"Rasa said nothing to {text!r}"
         planned = plan_replies(said)
         assert reply.content == planned[0]
+        follow_ups += planned[1:]
         if mode != "plain":
             env = reply.envelope
             assert set(env) == {"Encrypt", "MsgSignature", "TimeStamp", "Nonce"}
@@ -302,9 +313,10 @@ async def test_conversation_through_gateway_rasa_and_redis(stack, http, mode):
     # The sender Rasa saw is the OpenID, and the channel metadata says WeChat.
     last = user_events(await tracker_events(http, stack.rasa_url, openid))[-1]
     assert last["metadata"]["channel"] == "wechat"
+    await assert_follow_ups(fake_wechat, openid, follow_ups)
 
 
-async def test_three_concurrent_retries_reach_rasa_once(stack, http):
+async def test_three_concurrent_retries_reach_rasa_once(stack, http, fake_wechat):
     openid, msg_id = new_openid(), new_msg_id()
     xml = text_xml(openid, "环评登记表要交什么材料", msg_id=msg_id)
     replies = await asyncio.gather(*[post_wechat(http, stack.gateway_url, xml, mode="safe") for _ in range(3)])
@@ -314,8 +326,11 @@ async def test_three_concurrent_retries_reach_rasa_once(stack, http):
     # A later retry gets the same reply from Redis.
     again = await post_wechat(http, stack.gateway_url, xml, mode="plain")
     assert again.content == replies[0].content
-    users = user_events(await tracker_events(http, stack.rasa_url, openid))
-    assert [e["text"] for e in users] == ["环评登记表要交什么材料"]
+    events = await tracker_events(http, stack.rasa_url, openid)
+    assert [e["text"] for e in user_events(events)] == ["环评登记表要交什么材料"]
+    planned = plan_replies(bot_texts_after(events, "环评登记表要交什么材料"))
+    assert replies[0].content == planned[0]
+    await assert_follow_ups(fake_wechat, openid, planned[1:])
 
 
 async def test_event_retries_are_keyed_by_sender_and_create_time(stack, http):
