@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run chat test venv model validate eval bench lock clean menu backup restore
+.PHONY: run chat test venv model validate eval bench soak lock clean menu backup restore
 
 run: venv            ## start Redis, action server, Rasa and gateway; Ctrl-C stops all
 	$(PY) -m scripts.stack
@@ -33,6 +33,12 @@ clean:
 
 eval: venv           ## NLU figures on the held-out split (rasa test nlu + summary + confusion matrix PNG)
 	$(PY) -m scripts.eval_nlu
+
+bench: venv          ## latency at 1/10/50 WeChat users vs Rasa's REST channel, memory (own stack on spare ports) -> bench/results.json, bench/latency.png
+	$(PY) -m bench.run
+
+soak: venv           ## 10 minutes steady load, memory every 10 s: flat or not -> bench/soak.json, bench/soak.png
+	$(PY) -m bench.run --soak 600
 
 backup: venv         ## copy the product's Redis data (REDIS_URL, REDIS_KEY_PREFIX) to FILE (default var/backup/<time>.jsonl)
 	$(PY) -m scripts.backup dump $(or $(FILE),var/backup/ecobot-$(shell date +%Y%m%d-%H%M%S).jsonl)

@@ -1,6 +1,7 @@
 """Form questions (texts from knowledge/prompts.yml) and leaving a form."""
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -20,10 +21,12 @@ FORM_SLOTS = {
 }
 
 
-class _AskAction(Action):
-    """Asks for one slot with its prompt."""
+class _AskAction(Action, abc.ABC):
+    """Asks for one slot with its prompt (abstract: rasa_sdk registers only the subclasses)."""
 
-    slot = ""
+    @property
+    @abc.abstractmethod
+    def slot(self) -> str: ...
 
     def name(self) -> str:
         return f"action_ask_{self.slot}"

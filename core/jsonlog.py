@@ -5,8 +5,8 @@
 
 Fields: `ts` (UTC), `level`, `logger`, `msg`, then `request_id` and `sender`
 when the line belongs to a message, then any `extra={...}` fields of the call,
-then `exc` (the traceback) when there is one. Senders are masked
-(`mask_sender`): never a whole OpenID in a log.
+then `exc` (the traceback) when there is one. The `sender` field is masked
+(`mask_sender`); messages themselves must not name whole OpenIDs either.
 
 The request id follows one user message: the gateway takes the caller's
 `X-Request-Id` or makes one (bot/request_ids.py), sends it to Rasa in the REST
@@ -166,14 +166,15 @@ class JsonLinesHandler(logging.Handler):
     StreamHandler on stdout/stderr it finds (see deploy/rasa-logging.yml).
     """
 
-    def __init__(self, stream: str = "stdout", level: int | str = logging.NOTSET) -> None:
+    def __init__(self, stream: str = "stdout", level: int | str = logging.NOTSET,
+                 capture_warnings: bool = False) -> None:
         super().__init__(level)
         if stream not in ("stdout", "stderr"):
             raise ValueError(f"stream must be stdout or stderr, not {stream!r}")
         self.stream_name = stream
         self.setFormatter(JsonFormatter())
-        # Python warnings (e.g. deprecations) become JSON lines too.
-        logging.captureWarnings(True)
+        if capture_warnings:  # Python warnings (deprecations ...) become JSON lines too (process-wide)
+            logging.captureWarnings(True)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -198,9 +199,10 @@ def json_handlers() -> list[logging.Handler]:
 
 
 def adopt(logger_names: tuple[str, ...]) -> None:
-    """Give loggers that a library configured with its own console handlers
-    (Sanic's `sanic.root`, `sanic.error`, `sanic.access`) the root's JSON
-    handler instead. Does nothing where the root has no JSON handler."""
+    """Give loggers that a library set up with its own console handlers (Sanic's
+    `sanic.*`, jieba's) the root's JSON handler instead, and stop them
+    propagating (Rasa turns Sanic's propagation off anyway), so each record is
+    one JSON line. Does nothing where the root has no JSON handler."""
     handlers = json_handlers()
     if not handlers:
         return
@@ -212,6 +214,7 @@ def adopt(logger_names: tuple[str, ...]) -> None:
         for h in handlers:
             if h not in lg.handlers:
                 lg.addHandler(h)
+        lg.propagate = False
 
 
 def configure(level: int | str = logging.INFO) -> None:
@@ -219,5 +222,5 @@ def configure(level: int | str = logging.INFO) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(JsonLinesHandler())
+    root.addHandler(JsonLinesHandler(capture_warnings=True))
     root.setLevel(level)

@@ -6,10 +6,13 @@ and answer); the one difference: while Rasa handles a message, the request id
 the gateway put in `metadata.request_id` and the sender are in the context
 variables of core/jsonlog.py, so every line Rasa logs for that message carries
 them (NLU, policies, the call to the action server, its errors). One line per
-message says that it was handled and how long it took.
+message ("message <request id> handled in <n> ms") says that it was handled
+and how long it took.
 
-It also hands Sanic's loggers to the JSON handler: Rasa's API server (Sanic)
-sets up its own console handlers after the logging config file was read.
+It also hands two libraries' loggers to the JSON handler, which set up their
+own console handlers after the logging config file was read: Sanic's (Rasa's
+API server creates them) and jieba's (created when jieba is imported, so it is
+imported here first).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
+import jieba  # noqa: F401 - imported now so that its console handler exists to be replaced
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint
@@ -25,7 +29,7 @@ from core.jsonlog import adopt, clean_request_id, request_context
 
 log = logging.getLogger(__name__)
 
-SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.access")
+OWN_CONSOLE_LOGGERS = ("sanic.root", "sanic.error", "sanic.access", "jieba")
 
 
 class TracedRestInput(RestInput):
@@ -35,7 +39,7 @@ class TracedRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # Called after Rasa created its Sanic app (and Sanic its console handlers).
-        adopt(SANIC_LOGGERS)
+        adopt(OWN_CONSOLE_LOGGERS)
 
         async def traced(message: UserMessage) -> None:
             metadata = message.metadata if isinstance(message.metadata, dict) else {}
@@ -45,8 +49,10 @@ class TracedRestInput(RestInput):
                 try:
                     await on_new_message(message)
                 finally:
-                    log.info("message handled", extra={
-                        "channel": metadata.get("channel") or message.input_channel,
-                        "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+                    elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+                    # The id is in the message text on purpose: Rasa's RepeatedLogFilter
+                    # (on the root handlers) drops a line whose msg and args equal the last one's.
+                    log.info("message %s handled in %.0f ms", rid or "without request id", elapsed_ms, extra={
+                        "channel": metadata.get("channel") or message.input_channel, "duration_ms": elapsed_ms})
 
         return super().blueprint(traced)

