@@ -9,15 +9,16 @@ receives the answers sent late through the customer-service API.
 Then simulated WeChat users (signed, safe-mode encrypted XML to /wechat; the
 mix of bench/mix.py: greetings, consultation questions, multi-turn complaints
 to a ticket, status checks) talk at each concurrency level, each user a
-sequential conversation with think time; the same mix then goes straight to
-Rasa's REST channel at the same level. Reported per level and path: p50 /
+sequential conversation with think time, and each user's conversations take
+turns between the gateway and Rasa's REST channel (the same mix straight to
+Rasa, measured at the same time under the same load). Reported per level and path: p50 /
 p95 / p99 latency, messages per second, answers that missed WeChat's 5 s
 window (late through the customer-service API, or slower than 5 s), wrong
 answers; the gateway/Rasa median ratio; peak RSS of Redis, the action server,
 Rasa and the gateway. Written to bench/results.json and bench/latency.png
 (raw samples in bench/out/).
 
-    python -m bench.run                          # levels 1, 10, 50; 60 s per level and path
+    python -m bench.run                          # levels 1, 10, 50; 120 s per level
     python -m bench.run --users 1,10 --duration 30
     python -m bench.run --soak 600               # 10 minutes steady load, memory every 10 s
                                                  # -> bench/soak.json, bench/soak.png
@@ -131,42 +132,31 @@ async def first_messages(system: System) -> dict:
 
 
 async def run_levels(system: System, sampler: MemorySampler, users: list[int], duration: float,
-                     think: tuple[float, float], seed: int, slices: int) -> tuple[list[dict], list]:
-    """Each level: the gateway and Rasa runs take turns in `slices` slices each,
-    in ABBA order (G R R G G R ...), so that a drift in what else the machine is
-    doing falls on both paths alike."""
+                     think: tuple[float, float], seed: int) -> tuple[list[dict], list]:
+    """Each level: `users` users for `duration` s, their conversations alternating
+    between the WeChat gateway and Rasa's REST channel (bench/load.py)."""
     levels, samples = [], []
     async with clients.session() as s1, clients.session() as s2:
-        paths = {"gateway": clients.WeChatPath(system.stack.gateway_url, s1, system.inbox),
-                 "rasa": clients.RasaPath(system.stack.rasa_url, s2)}
-        for p in paths.values():
+        paths = [clients.WeChatPath(system.stack.gateway_url, s1, system.inbox),
+                 clients.RasaPath(system.stack.rasa_url, s2)]
+        for p in paths:
             await load.warm_up(p)
         for n in users:
-            level: dict = {"users": n}
+            print(f"  {n:>3} users, {duration:.0f} s ...", file=sys.stderr, flush=True)
             t_from = sampler.now()
-            got = {p: [] for p in paths}
-            elapsed = {p: 0.0 for p in paths}
-            cpu = {p: {} for p in paths}
-            order = [("gateway", "rasa") if i % 2 == 0 else ("rasa", "gateway") for i in range(slices)]
-            for i, pair in enumerate(order):
-                for name in pair:
-                    print(f"  {n:>3} users via {name:<8} slice {i + 1}/{slices} ({duration / slices:.0f} s) ...",
-                          file=sys.stderr, flush=True)
-                    cpu0 = cpu_all(system)
-                    part, dt = await load.run_level(paths[name], n, duration / slices, think, seed + 1000 * n + i)
-                    await asyncio.sleep(2.0)  # late answers and follow-ups settle between runs
-                    cpu1 = cpu_all(system)
-                    got[name] += part
-                    elapsed[name] += dt
-                    for k in cpu0:
-                        cpu[name][k] = cpu[name].get(k, 0.0) + cpu1[k] - cpu0[k]
-            for name in paths:
-                samples += got[name]
-                level[name] = summarize(got[name], elapsed[name])
-                # CPU each process spent per message (the bench client included: on a
-                # 2-core machine every process takes from the same two cores).
-                level[name]["cpu_ms_per_message"] = {k: 1000 * v / max(1, len(got[name]))
-                                                     for k, v in cpu[name].items()}
+            cpu0 = cpu_all(system)
+            got, elapsed = await load.run_level(paths, n, duration, think, seed + n)
+            await asyncio.sleep(2.0)  # late answers and follow-ups settle
+            cpu1 = cpu_all(system)
+            samples += got
+            level: dict = {"users": n, "duration_s": elapsed, "messages_per_s": len(got) / elapsed}
+            for p in paths:
+                level[p.name] = summarize([x for x in got if x.path == p.name], elapsed)
+            # CPU each process spent per message (the bench client included: on a
+            # 2-core machine every process takes from the same cores).
+            level["cpu_ms_per_message"] = {k: 1000 * (cpu1[k] - cpu0[k]) / max(1, len(got)) for k in cpu0}
+            g = [x for x in got if x.path == "gateway"]
+            level["gateway"]["cpu_ms_per_gateway_message"] = 1000 * (cpu1["gateway"] - cpu0["gateway"]) / max(1, len(g))
             level["ratio_median"] = ratio(level["gateway"]["p50_ms"], level["rasa"]["p50_ms"])
             level["added_median_ms"] = level["gateway"]["p50_ms"] - level["rasa"]["p50_ms"]
             level["memory_peak_mb"] = sampler.peak_between(t_from, sampler.now())
@@ -207,9 +197,9 @@ def print_levels(results: dict) -> None:
                   f"{s['unexpected_answers']:>6}{s['errors']:>4}")
         print(f"{'':>5} gateway/Rasa median {lv['ratio_median']:.3f} (+{lv['added_median_ms']:.1f} ms); peak RSS MB "
               + ", ".join(f"{k} {v:.0f}" for k, v in lv["memory_peak_mb"].items()))
-        for p in ("gateway", "rasa"):
-            print(f"{'':>5} CPU ms per message, {p} run: " + ", ".join(
-                f"{k} {v:.1f}" for k, v in lv[p]["cpu_ms_per_message"].items()))
+        print(f"{'':>5} CPU ms per message (both paths): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in lv["cpu_ms_per_message"].items())
+              + f"; gateway per WeChat message {lv['gateway']['cpu_ms_per_gateway_message']:.1f}")
     for name, t in results["targets"].items():
         print(f"target {name}: {json.dumps(rounded(t))}")
 
@@ -221,7 +211,7 @@ async def soak(system: System, sampler: MemorySampler, users: int, seconds: floa
         await load.warm_up(gw)
         sampler.sample_now()
         t_from = sampler.now()
-        got, elapsed = await load.run_level(gw, users, seconds, think, seed)
+        got, elapsed = await load.run_level([gw], users, seconds, think, seed)
         sampler.sample_now()
     series = {n: [(t - t_from, mb) for t, mb in s if t >= t_from] for n, s in sampler.series.items()}
     memory = {n: flatness(s) for n, s in series.items()}
@@ -240,10 +230,9 @@ async def soak(system: System, sampler: MemorySampler, users: int, seconds: floa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", default="1,10,50", help="concurrency levels (default 1,10,50)")
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds per level and path (default 60)")
+    ap.add_argument("--duration", type=float, default=120.0, help="seconds per level (default 120)")
     ap.add_argument("--think", default="1,3", help="think time between a user's messages, min,max s (default 1,3)")
     ap.add_argument("--seed", type=int, default=20261129)
-    ap.add_argument("--slices", type=int, default=4, help="alternating gateway/Rasa slices per level (default 4)")
     ap.add_argument("--soak", type=float, default=0.0, help="soak for this many seconds instead of the levels")
     ap.add_argument("--soak-users", type=int, default=10)
     ap.add_argument("--out", type=Path, default=OUT)
@@ -284,12 +273,10 @@ def main() -> int:
                   f"written {args.out / 'soak.json'}, {args.out / 'soak.png'}")
             return 0 if res["processes_flat"] else 1
         first = asyncio.run(first_messages(system))
-        levels, samples = asyncio.run(run_levels(system, sampler, users, args.duration, think, args.seed,
-                                                 args.slices))
+        levels, samples = asyncio.run(run_levels(system, sampler, users, args.duration, think, args.seed))
         results = {
             "started_at": started_at, "machine": load_before,
-            "settings": {"users": users, "duration_s_per_level_and_path": args.duration, "think_s": think,
-                         "slices": args.slices,
+            "settings": {"users": users, "duration_s_per_level": args.duration, "think_s": think,
                          "seed": args.seed, "reply_budget_s": 4.0, "window_s": 5.0},
             "stack_start_s": system.start_s, "first_messages": first, "levels": levels,
             "memory_peak_mb": {n: max((mb for _, mb in s), default=math.nan) for n, s in sampler.series.items()},
