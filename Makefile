@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run chat test venv model validate eval bench soak lock clean menu backup restore
+.PHONY: run chat test venv model validate eval cv bench soak lock clean menu backup restore
 
 run: venv            ## start Redis, action server, Rasa and gateway; Ctrl-C stops all
 	$(PY) -m scripts.stack
@@ -33,6 +33,9 @@ clean:
 
 eval: venv           ## NLU figures on the held-out split (rasa test nlu + summary + confusion matrix PNG)
 	$(PY) -m scripts.eval_nlu
+
+cv: venv             ## 5-fold cross-validation of the NLU pipeline on the training data -> docs/eval/cross_validation.json (~50 min)
+	$(PY) -m scripts.cross_validate
 
 bench: venv          ## latency at 1/10/50 WeChat users vs Rasa's REST channel, memory (own stack on spare ports) -> bench/results.json, bench/latency.png
 	$(PY) -m bench.run

@@ -1,1 +1,1 @@
-"""Measurements of the running system: `make bench` (bench/run.py) and bench/latency_gateway.py."""
+"""Measurements of the running system: `make bench` and `make soak` (bench/run.py)."""

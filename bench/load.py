@@ -29,13 +29,14 @@ async def user_loop(paths: list, level: int, index: int, seed: int, deadline: fl
         # The same conversation through every path, in turns (who goes first alternates).
         first = (index + conv_no) % len(paths)
         conv_no += 1
+        conv_id = f"{level}-{index}-{conv_no}"
         for path in paths[first:] + paths[:first]:
-            n += await converse(path, conv, level, started, deadline, think, rng, out)
+            n += await converse(path, conv, conv_id, level, started, deadline, think, rng, out)
             if time.monotonic() >= deadline:
                 return
 
 
-async def converse(path, conv: mix.Conversation, level: int, started: float, deadline: float,
+async def converse(path, conv: mix.Conversation, conv_id: str, level: int, started: float, deadline: float,
                    think: tuple[float, float], rng: random.Random, out: list[Sample]) -> int:
     """One conversation as a new user of `path`; returns the number of messages sent."""
     sender = path.new_user()
@@ -48,7 +49,7 @@ async def converse(path, conv: mix.Conversation, level: int, started: float, dea
         a = await path.send(sender, text)
         ok = not a.error and mix_ok(a.text, turn.expect)
         out.append(Sample(path.name, level, conv.kind, i, t, a.http_s, a.latency_s, a.passive, a.late, ok,
-                          a.error, "" if ok else f"{text} -> {a.text[:60]}"))
+                          a.error, "" if ok else f"{text} -> {a.text[:60]}", conv_id))
         m = TICKET_RE.search(a.text)
         if m:
             ticket = m.group(0)

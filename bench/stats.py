@@ -23,6 +23,7 @@ class Sample:
     ok: bool                  # the answer contained what the turn expects
     error: str = ""
     note: str = ""            # the start of a wrong answer, to see what went wrong
+    conv: str = ""            # which conversation: the same one is held on both paths
 
     def missed_window(self) -> bool:
         """WeChat would not have shown this answer within its 5 s window."""
@@ -54,6 +55,22 @@ def summarize(samples: list[Sample], duration_s: float) -> dict:
         "late_deliveries": sum(1 for s in samples if s.late),
         "over_5s": sum(1 for s in samples if s.latency_s > WINDOW_S),
     }
+
+
+def paired(samples: list[Sample], a: str = "gateway", b: str = "rasa") -> dict:
+    """The same message (conversation, turn) on both paths: the median of the
+    per-message differences a - b (robust to the mix: each pair is one message)."""
+    by = {}
+    for s in samples:
+        if not s.error:
+            by.setdefault((s.conv, s.turn), {})[s.path] = s.latency_s
+    diffs = [v[a] - v[b] for v in by.values() if a in v and b in v]
+    base = [v[b] for v in by.values() if a in v and b in v]
+    med_b = statistics.median(base) if base else math.nan
+    med_d = statistics.median(diffs) if diffs else math.nan
+    return {"pairs": len(diffs), "median_added_ms": med_d * 1000, "mean_added_ms":
+            statistics.mean(diffs) * 1000 if diffs else math.nan,
+            "median_rasa_ms": med_b * 1000, "added_share_of_rasa_median": ratio(med_d, med_b)}
 
 
 def ratio(a: float, b: float) -> float:

@@ -13,11 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 
+from typing import TYPE_CHECKING
+
 from core.keys import Keys
+
+if TYPE_CHECKING:
+    from bot.ratelimit import RateLimiter
 
 PENDING_TTL_S = 120  # longer than WeChat's retries (3 x 5 s) and a slow Rasa answer
 DONE_TTL_S = 600
 POLL_S = 0.05
+PENDING = json.dumps({"state": "pending"})
 
 
 class Dedup:
@@ -26,8 +32,13 @@ class Dedup:
 
     async def claim(self, key: str) -> bool:
         """True for the first try of a message: the caller must process it and call `finish`."""
-        return bool(await self.redis.set(self.keys.wx_dedup(key), json.dumps({"state": "pending"}),
-                                         nx=True, ex=PENDING_TTL_S))
+        return bool(await self.redis.set(self.keys.wx_dedup(key), PENDING, nx=True, ex=PENDING_TTL_S))
+
+    async def claim_counted(self, key: str, limiter: "RateLimiter", sender: str) -> tuple[bool, bool]:
+        """`claim`, and count the first try in the sender's rate limit, in one round
+        trip: (first try, within the limit). A retry is not counted."""
+        allowed = await limiter.claim_and_allow(self.keys.wx_dedup(key), PENDING, PENDING_TTL_S, sender)
+        return allowed is not None, bool(allowed)
 
     async def finish(self, key: str, reply: str) -> None:
         await self.redis.set(self.keys.wx_dedup(key), json.dumps({"state": "done", "reply": reply},

@@ -30,3 +30,20 @@ def create_redis(settings: Settings, *, connect_timeout: float = CONNECT_TIMEOUT
 
 def create_keys(settings: Settings) -> Keys:
     return Keys(settings.redis_key_prefix)
+
+
+def sync_client_for_db(url: str, db: int, **kwargs):
+    """A synchronous client of database `db` of the server at `url` (scripts, tests).
+
+    Not `redis.Redis.from_url(url, db=db)`: when the URL names a database
+    ("redis://host:6379/0") redis-py lets the URL win over `db=`, and every
+    store would silently be read from the URL's database."""
+    import redis as redis_sync
+
+    base = redis_sync.Redis.from_url(url)
+    try:
+        params = dict(base.connection_pool.connection_kwargs)
+    finally:
+        base.close()
+    params.update(kwargs, db=db)
+    return redis_sync.Redis(**params)

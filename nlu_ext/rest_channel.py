@@ -26,6 +26,11 @@ from rasa.core.channels.rest import RestInput
 from sanic import Blueprint
 
 from core.jsonlog import adopt, clean_request_id, request_context
+from nlu_ext import fast_action_validation
+
+# Rasa re-checked its constant action-response schema on every custom action call
+# (~47 ms of CPU each): validate against a validator built once (bench/, docs/bench.md).
+fast_action_validation.install()
 
 log = logging.getLogger(__name__)
 

@@ -48,6 +48,7 @@ from typing import IO, Callable, Iterable, Iterator
 
 import redis
 
+from core.redis_conn import sync_client_for_db
 from scripts.stack import rasa_env
 
 FORMAT = "ecobot-redis-backup"
@@ -85,7 +86,7 @@ class Target:
         return glob_escape(self.rasa_prefix) + ":" + store + ":*"
 
     def client(self, store: str) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url, db=self.dbs[store], socket_timeout=30)
+        return sync_client_for_db(self.redis_url, self.dbs[store], socket_timeout=30)
 
 
 def glob_escape(text: str) -> str:

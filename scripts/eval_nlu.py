@@ -13,7 +13,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,9 +108,9 @@ def main(argv: list[str]) -> int:
 
     model = ensure_model(log=lambda m: print(m, file=sys.stderr))
     if "--quick" not in argv:
-        # Rasa's own evaluation, reports under docs/eval/rasa/.
+        # Rasa's own evaluation, reports under results/eval/ (not committed).
         subprocess.run([str(Path(sys.executable).parent / "rasa"), "test", "nlu", "--nlu", str(TEST_SPLIT),
-                        "--model", str(model), "--out", str(OUT / "rasa")], cwd=ROOT, check=True)
+                        "--model", str(model), "--out", str(ROOT / "results" / "eval")], cwd=ROOT, check=True)
     res = evaluate(model)
     y_true, y_pred = res.pop("_y")
     plot_confusion(y_true, y_pred, OUT / "intent_confusion_matrix.png")

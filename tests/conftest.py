@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
+from core.redis_conn import sync_client_for_db
 from scripts import redis_server
 from scripts.stack import Stack, rasa_env
 
@@ -45,7 +46,7 @@ def _delete_prefix(url: str, prefix: str, dbs_offsets=(0, 1, 2)) -> None:
     base_db = base.connection_pool.connection_kwargs.get("db", 0)
     rasa_prefix = rasa_env(url, prefix, "")["RASA_KEY_PREFIX"]
     for off in dbs_offsets:
-        r = redis_sync.Redis.from_url(url, db=base_db + off)
+        r = sync_client_for_db(url, base_db + off)
         for pattern in (prefix + "*", rasa_prefix + "*"):
             batch = list(r.scan_iter(match=pattern, count=1000))
             for i in range(0, len(batch), 500):

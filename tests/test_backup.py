@@ -18,7 +18,7 @@ import pytest
 import redis as redis_sync
 
 from core.keys import Keys
-from core.redis_conn import create_redis
+from core.redis_conn import create_redis, sync_client_for_db
 from core.settings import Settings
 from core.ticket_model import ComplaintReport
 from core.tickets import TicketStore
@@ -51,7 +51,7 @@ def target(env) -> backup.Target:
 
 @pytest.fixture
 def clients(target):
-    cs = {s: redis_sync.Redis.from_url(target.redis_url, db=target.dbs[s]) for s in backup.STORES}
+    cs = {s: sync_client_for_db(target.redis_url, target.dbs[s]) for s in backup.STORES}
     yield cs
     for s, c in cs.items():
         for pattern in (target.prefix + "*", target.rasa_prefix + ":*", "other" + target.prefix + "*"):

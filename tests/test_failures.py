@@ -263,9 +263,9 @@ async def tickets_of(store: TicketStore, reporter: str):
 @pytest.fixture
 def late_gateway(own):
     """A second gateway process (same Redis, Rasa, action server) whose reply
-    budget is 0.2 s: under load most of its answers go out late."""
+    budget is 0.05 s: nearly all of its answers go out late."""
     svc = own.stack.gateway_service(free_port())
-    svc.env.update({"REPLY_BUDGET_S": "0.2"})
+    svc.env.update({"REPLY_BUDGET_S": "0.05"})
     svc.start()
     try:
         svc.wait_healthy(30)
