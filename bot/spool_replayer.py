@@ -38,9 +38,14 @@ async def replay_once(app: web.Application) -> int:
     for record, created in result.replayed:
         log.info("spooled complaint %s is now ticket %s", record.spool_id, created.ticket.ticket_id)
         try:
-            from bot.notify import notify_user
+            # WeChat: customer-service message; web chat: the user's outbox (bot/handoff.py).
+            # (It imported a module bot.notify that never existed: nobody was told, silently.)
+            from bot.handoff import HANDOFF
 
-            await notify_user(app, record.report.reporter, record.report.channel, ticket_message(created))
+            ok, why = await app[HANDOFF].deliver(record.report.reporter, record.report.channel,
+                                                 ticket_message(created), by="system")
+            if not ok:
+                log.warning("citizen not told ticket %s: %s", created.ticket.ticket_id, why)
         except Exception:  # noqa: BLE001 - the ticket exists; the citizen can look it up
             log.exception("could not tell the citizen their ticket number")
     if result.error:
