@@ -37,6 +37,9 @@ class Dedup:
     async def claim_counted(self, key: str, limiter: "RateLimiter", sender: str) -> tuple[bool, bool]:
         """`claim`, and count the first try in the sender's rate limit, in one round
         trip: (first try, within the limit). A retry is not counted."""
+        if limiter.limit <= 0:  # no rate limit: the plain claim
+            first = await self.claim(key)
+            return first, first
         allowed = await limiter.claim_and_allow(self.keys.wx_dedup(key), PENDING, PENDING_TTL_S, sender)
         return allowed is not None, bool(allowed)
 

@@ -61,10 +61,8 @@ class RateLimiter:
                               now: float | None = None) -> bool | None:
         """`SET claim_key claim_value NX EX claim_ttl_s` and, when that claim is new,
         `allow(sender)` — in one round trip (bot/dedup.py, docs/bench.md). None when
-        the key was already claimed (the message was not counted)."""
-        if self.limit <= 0:
-            claimed = await self.redis.set(claim_key, claim_value, nx=True, ex=claim_ttl_s)
-            return True if claimed else None
+        the key was already claimed (the message was not counted). Needs a limit
+        (Dedup.claim_counted does the plain claim when there is none)."""
         now = time.time() if now is None else now
         member = f"{now:.6f}:{uuid.uuid4().hex[:8]}"
         res = int(await self._claim_script(
